@@ -80,3 +80,16 @@ def test_notebook_executes(path, monkeypatch):
     client = NotebookClient(executable(path), timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(NBS)}})
     client.execute()
+
+
+def test_reader_turns_directives_into_tags():
+    """The book's reader: directive lines vanish, hide/eval/echo become MyST-NB tags."""
+    nb = nbformat.v4.new_notebook()
+    sources = ["#| default_exp x", "#| export\ndef f(): pass", "#| hide\nimport os",
+               "#| hide\n#| eval: false\nnbdev_export()", "#|echo: false\nprint(1)", "x = 1"]
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    cells = read_nbdev_notebook(nbformat.writes(nb)).cells
+    tags = [c.metadata.get("tags", []) for c in cells]
+    assert [c.source for c in cells] == ["", "def f(): pass", "import os", "nbdev_export()", "print(1)", "x = 1"]
+    assert tags == [["remove-cell"], [], ["remove-cell"], ["remove-cell", "skip-execution"],
+                    ["remove-input"], []]
