@@ -8,7 +8,31 @@ import numpy as np
 
 from .module import Module, as_generator, check_grad_shape, check_input
 
-# %% ../../nbs/04_linear.ipynb #ffc08af786
+# %% ../../nbs/04_linear.ipynb #18426050b7
+def _initial_parameters(in_features, out_features, weight_init, rng, dtype):
+    """W of shape (C_out, C_in) and b of shape (C_out, 1), as ``Linear`` documents."""
+    for name, n in (("in_features", in_features), ("out_features", out_features)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"Linear: {name} must be a positive int, got {n!r}")
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        raise TypeError(f"Linear: dtype must be a floating dtype, got {np.dtype(dtype)}")
+    shape = (out_features, in_features)
+    if weight_init is None:
+        # PyTorch's default as well: Var(z_j) stays about Var(a)/3 whatever C_in is
+        gen, bound = as_generator(rng), 1.0 / np.sqrt(in_features)
+        W = gen.uniform(-bound, bound, shape)
+        b = gen.uniform(-bound, bound, (out_features, 1))
+    elif isinstance(weight_init, str) and weight_init == "zeros":
+        W, b = np.zeros(shape), np.zeros((out_features, 1))
+    elif callable(weight_init):
+        W, b = np.asarray(weight_init(shape, as_generator(rng))), np.zeros((out_features, 1))
+        if W.shape != shape:
+            raise ValueError(f"Linear: weight_init returned shape {W.shape}, expected {shape}")
+    else:
+        raise ValueError(f"Linear: weight_init must be None, 'zeros' or a callable, got {weight_init!r}")
+    return W.astype(dtype), b.astype(dtype)
+
+# %% ../../nbs/04_linear.ipynb #a0a740a607
 class Linear(Module):
     """Fully connected layer: Z = A Wᵀ + ι_N bᵀ.
 
@@ -22,7 +46,8 @@ class Linear(Module):
         None draws W and b from U(-1/√C_in, 1/√C_in); "zeros" starts both at zero;
         a callable ``weight_init((C_out, C_in), rng)`` returns W, and b starts at zero.
     rng : numpy.random.Generator, int or None
-        Where the initial weights come from (see ``mlpbook.seed``).
+        Where the initial weights come from (None: the package generator, see ``mlpbook.seed``).
+        NumPy's global random state is never used.
     dtype : numpy floating dtype
         Dtype of W and b.
 
@@ -37,34 +62,24 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, debug: bool = False, *,
                  weight_init=None, rng=None, dtype=np.float64):
+        self.W, self.b = _initial_parameters(in_features, out_features, weight_init, rng, dtype)
         self.in_features, self.out_features, self.debug = in_features, out_features, debug
-        shape = (out_features, in_features)
-        if weight_init is None:
-            bound = 1.0 / np.sqrt(in_features)
-            gen = as_generator(rng)
-            self.W = gen.uniform(-bound, bound, shape).astype(dtype)
-            self.b = gen.uniform(-bound, bound, (out_features, 1)).astype(dtype)
-        elif isinstance(weight_init, str) and weight_init == "zeros":
-            self.W, self.b = np.zeros(shape, dtype), np.zeros((out_features, 1), dtype)
-        elif callable(weight_init):
-            self.W = np.asarray(weight_init(shape, as_generator(rng)), dtype=dtype)
-            self.b = np.zeros((out_features, 1), dtype)
-        else:
-            raise ValueError(f"Linear: weight_init must be None, 'zeros' or a callable, got {weight_init!r}")
         self.A = None
 
     def forward(self, A: np.ndarray) -> np.ndarray:
-        """Z = A Wᵀ + bᵀ, with A of shape (N, C_in) and Z of shape (N, C_out)."""
+        """Z = A Wᵀ + ι_N bᵀ, with A of shape (N, C_in) and Z of shape (N, C_out), A's dtype."""
         A = check_input(self, "forward", A, ndim=2, features=self.in_features)
         self.A = A
         return A @ self.W.T.astype(A.dtype, copy=False) + self.b.T.astype(A.dtype, copy=False)
 
     def backward(self, dLdZ: np.ndarray) -> np.ndarray:
-        """dLdA = dLdZ W; stores dLdW = dLdZᵀ A and dLdb = dLdZᵀ ι_N."""
+        """dLdA = dLdZ W, of shape (N, C_in); stores dLdW = dLdZᵀ A and dLdb = dLdZᵀ ι_N."""
         expected = None if self.A is None else (self.A.shape[0], self.out_features)
         dLdZ = check_grad_shape(self, "dLdZ", dLdZ, expected)
+        if not np.issubdtype(dLdZ.dtype, np.floating):
+            dLdZ = dLdZ.astype(self.A.dtype)  # else W would be cast to int below and truncated
         self.dLdW = dLdZ.T @ self.A
-        self.dLdb = dLdZ.sum(axis=0, keepdims=True).T
+        self.dLdb = dLdZ.sum(axis=0).reshape(-1, 1)
         dLdA = dLdZ @ self.W.astype(dLdZ.dtype, copy=False)
         if self.debug:
             self.dLdA = dLdA
