@@ -135,6 +135,24 @@ def test_softmax_backward_equals_the_jacobian_loop():
     np.testing.assert_allclose(layer.backward(G), softmax_backward_jacobian_loop(A, G), rtol=1e-12, atol=1e-16)
 
 
+def test_softmax_backward_builds_no_jacobian():
+    """Peak memory of backward stays a few N x C arrays; one C x C Jacobian per sample would be
+    N * C times larger (here 4 * 2000 * 2000 * 8 B = 128 MB)."""
+    import tracemalloc
+    N, C = 4, 2000
+    rng = np.random.default_rng(0)
+    layer = Softmax()
+    layer.forward(rng.standard_normal((N, C)))
+    G = rng.standard_normal((N, C))
+    tracemalloc.start()
+    try:
+        layer.backward(G)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * N * C * 8, f"backward allocated {peak} bytes at its peak"
+
+
 def test_softmax_jacobian_matches_central_differences():
     z = np.array([0.3, -1.2, 2.0, 0.0, 0.7])
 
