@@ -8,15 +8,16 @@ import numpy as np
 
 from .module import Module, check_grad_shape, check_input
 
-# %% ../../nbs/14_batchnorm.ipynb #3857a64d8f
+# %% ../../nbs/14_batchnorm.ipynb #7f6f17fb21
 class BatchNorm1d(Module):
     r"""Batch normalization: BZ = BW ⊙ (Z − M) / √(V + eps) + Bb, statistics per feature.
 
     In training mode M and V (shape (1, C)) are the mean and the biased variance of each
     feature over the batch, and the running averages move towards them:
     ``running = alpha * running + (1 - alpha) * batch``. In evaluation mode M and V are the
-    running averages and nothing is updated. ``forward(Z, eval=None)`` follows ``training``
-    (set by ``train()``/``eval()``); an explicit ``eval`` overrides it.
+    running averages and nothing is updated; ``backward`` then differentiates that affine map.
+    ``forward(Z, eval=None)`` follows ``training`` (set by ``train()``/``eval()``); an explicit
+    ``eval`` overrides it.
 
     Parameters
     ----------
