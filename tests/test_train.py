@@ -10,8 +10,8 @@ from mlpbook.data import load_digits
 from mlpbook.nn.activation import ReLU
 from mlpbook.nn.linear import Linear
 from mlpbook.nn.module import Module, named_modules, named_parameters
-from mlpbook.train import (DivergenceError, History, Trainer, accuracy, evaluate, fit,
-                           load_checkpoint, predictions, save_checkpoint)
+from mlpbook.train import (DivergenceError, History, Trainer, _labels, _predictions, evaluate,
+                           fit, load_checkpoint, save_checkpoint)
 
 
 # ---------------------------------------------------------------- small stand-ins
@@ -129,21 +129,12 @@ def same(a, b):
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-# ---------------------------------------------------------------- accuracy
+# ---------------------------------------------------------------- predictions
 
-def test_accuracy_of_the_source_example_is_one_not_two_thirds():
-    # 003 §3.1.4 prints 2 correct and 0.667 for this example; every argmax matches its label
-    y_hat = np.array([[0.1, 0.4, 0.5], [0.8, 0.1, 0.1], [0.3, 0.2, 0.5]])
-    assert predictions(y_hat).tolist() == [2, 0, 2]
-    assert accuracy(y_hat, np.array([2, 0, 2])) == 1.0
-    assert accuracy(np.array([[0.1, 0.3, 0.6], [0.3, 0.2, 0.5]]), np.array([0, 2])) == 0.5
-
-
-def test_accuracy_with_one_hot_labels_and_a_single_logit():
-    assert accuracy(np.array([[1.0, 2.0], [3.0, 0.0]]), np.eye(2)[[1, 1]]) == 0.5
-    assert accuracy(np.array([[2.0], [-1.0], [0.5]]), np.array([1, 0, 0])) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match=r"\(2, 2\) and labels \(3,\)"):
-        accuracy(np.zeros((2, 2)), np.zeros(3, int))
+def test_predictions_by_argmax_or_by_the_sign_of_a_single_logit():
+    assert _predictions(np.array([[0.1, 0.4, 0.5], [0.8, 0.1, 0.1]])).tolist() == [2, 0]
+    assert _predictions(np.array([[2.0], [-1.0], [0.5]])).tolist() == [1, 0, 1]
+    assert _labels(np.eye(3)[[2, 0]]).tolist() == [2, 0]
 
 
 # ---------------------------------------------------------------- learning
@@ -452,3 +443,30 @@ def test_history_arrays_and_plot():
     import matplotlib.pyplot as plt
     plt.close("all")
     assert History().as_arrays()["train_loss"].shape == (0,)
+
+
+# ---------------------------------------------------------------- with the book's own parts
+
+def test_resume_with_the_books_mlp_adam_and_schedule_is_exact(tmp_path):
+    from mlpbook.models.mlp import MLP
+    from mlpbook.nn.loss import CrossEntropyLoss
+    from mlpbook.optim.lr_scheduler import CosineAnnealingLR
+    from mlpbook.optim.optimizers import Adam
+
+    ds = load_digits(dtype=np.float32)
+
+    def trainer(seed, checkpoint=None):
+        model = MLP([64, 32, 10], "relu", rng=seed, dtype=np.float32)
+        opt = Adam(model, lr=0.01)
+        return Trainer(model, CrossEntropyLoss(), opt, batch_size=64, rng=seed,
+                       scheduler=CosineAnnealingLR(opt, T_max=4), checkpoint=checkpoint)
+
+    straight = trainer(0)
+    straight.fit(ds, epochs=4)
+    trainer(0, checkpoint=tmp_path / "adam.npz").fit(ds, epochs=2)
+    resumed = trainer(1).load(tmp_path / "adam.npz")
+    assert resumed.optimizer.state.keys() == straight.optimizer.state.keys()
+    resumed.fit(ds, epochs=2)
+    assert same(params(straight.model), params(resumed.model))
+    assert straight.history == resumed.history and straight.history.val_acc[-1] > 0.9
+    assert straight.optimizer.lr == resumed.optimizer.lr
