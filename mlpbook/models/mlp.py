@@ -3,15 +3,14 @@
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'MLP0', 'MLP1', 'Sequential', 'MLP4', 'make_activation', 'MLP', 'count_parameters']
 
-# %% ../../nbs/07_mlp.ipynb #04a382f1e7
+# %% ../../nbs/07_mlp.ipynb #0cc990a14d
 import numpy as np
 
 from ..nn.activation import GELU, Identity, ReLU, Sigmoid, Softmax, Tanh
 from ..nn.batchnorm import BatchNorm1d
 from ..nn.dropout import Dropout
 from ..nn.linear import Linear
-from ..nn.module import (Module, as_generator, check_grad_shape, check_input,
-                               named_parameters)
+from ..nn.module import Module, as_generator, check_grad_shape, check_input, named_parameters
 
 # %% ../../nbs/07_mlp.ipynb #c9a3758020
 class MLP0(Module):
