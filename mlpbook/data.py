@@ -145,7 +145,7 @@ def _make_dataset(name, parts, num_classes, sample_shape, standardize, dtype) ->
     return Dataset(name, Xs[0], ys[0], Xs[1], ys[1], Xs[2], ys[2], num_classes,
                    tuple(int(s) for s in sample_shape), mean, std)
 
-# %% ../nbs/11_data.ipynb #d398bb80d8
+# %% ../nbs/11_data.ipynb #0e165e1121
 DIGITS_SPLIT = (0.2, 0.2)  # validation and test fractions of every class
 DIGITS_SEED = 0
 
@@ -154,7 +154,7 @@ def load_digits(*, standardize: bool = True, dtype=np.float64) -> Dataset:
     """The 1,797 8x8 handwritten digits (UCI, via scikit-learn), shipped with mlpbook.
 
     Pixels are counts 0..16. The split is fixed: a stratified shuffle with seed 0 gives
-    every class 60 % training, 20 % validation, 20 % test (1,077 / 360 / 360 samples).
+    every class 60 % training, 20 % validation, 20 % test (1,079 / 359 / 359 samples).
 
     Parameters
     ----------
@@ -227,7 +227,7 @@ def load_mnist1d(*, standardize: bool = True, dtype=np.float64) -> Dataset:
     parts = [(X[train], y[train]), (X[val], y[val]), (raw["x_test"], raw["y_test"])]
     return _make_dataset("mnist1d", parts, 10, (X.shape[1],), standardize, dtype)
 
-# %% ../nbs/11_data.ipynb #341fb1949c
+# %% ../nbs/11_data.ipynb #821bb2504c
 class IDXFormatError(ValueError):
     """An IDX file (the format of the MNIST files) is truncated, corrupt or not IDX at all."""
 
@@ -258,7 +258,9 @@ def read_idx(path) -> np.ndarray:
     """
     path = Path(path)
     data = path.read_bytes()
+    holds = "holds"
     if data[:2] == b"\x1f\x8b":  # the gzip magic number
+        holds = "decompresses to"
         try:
             data = gzip.decompress(data)
         except (EOFError, OSError, zlib.error) as err:
@@ -284,11 +286,11 @@ def read_idx(path) -> np.ndarray:
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "followed by extra bytes"
         raise IDXFormatError(f"{path}: {what}: the header announces shape {shape} of {dtype.name} "
-                             f"({expected} bytes with the header), the file holds {len(data)} bytes")
+                             f"({expected} bytes with the header), the file {holds} {len(data)} bytes")
     values = np.frombuffer(data, dtype, count=math.prod(shape), offset=header)
     return values.reshape(shape).astype(dtype.newbyteorder("="))
 
-
+# %% ../nbs/11_data.ipynb #356043e93d
 def _find_idx(folder: Path, stem: str, kind: str) -> Path:
     """The file of one MNIST part under its usual names, gzip-compressed or not."""
     names = [f"{stem}-{kind}-ubyte", f"{stem}.{kind}-ubyte"]
