@@ -93,3 +93,17 @@ def test_reader_turns_directives_into_tags():
     assert [c.source for c in cells] == ["", "def f(): pass", "import os", "nbdev_export()", "print(1)", "x = 1"]
     assert tags == [["remove-cell"], [], ["remove-cell"], ["remove-cell", "skip-execution"],
                     ["remove-input"], []]
+
+
+def test_readme_example_runs():
+    """The package example in the README runs as written and learns the digits."""
+    import contextlib
+    import io
+    import re as _re
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = _re.search(r"```python\n(.*?)```", readme, _re.S)[1]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    loss, acc = eval(out.getvalue().strip().splitlines()[-1].replace("np.float64", ""))
+    assert acc > 0.9, out.getvalue()

@@ -146,3 +146,35 @@ def test_check_gradients_finds_parameters_inside_a_model():
 def test_check_gradients_refuses_low_precision_input():
     with pytest.raises(TypeError, match="float64"):
         check_gradients(SquaredNorm(), np.ones((2, 2), dtype=np.float32))
+
+
+class ShiftThenCenter(ScaleShift):
+    """beta cannot change the output (each feature's batch mean is subtracted): dL/dbeta = 0."""
+
+    def forward(self, A):
+        Z = super().forward(A)
+        return Z - Z.mean(axis=0, keepdims=True)
+
+    def backward(self, dLdZ):
+        return super().backward(dLdZ - dLdZ.mean(axis=0, keepdims=True))
+
+
+def test_a_parameter_whose_true_gradient_is_zero_passes():
+    rng = np.random.default_rng(4)
+    layer = ShiftThenCenter(3, rng)
+    errors = check_gradients(layer, rng.standard_normal((6, 3)))
+    assert np.abs(layer.dLdbeta).max() < 1e-12 and errors["beta"] < 1e-7
+
+
+def test_a_wrong_small_gradient_is_still_caught():
+    """The noise floor is tiny: a gradient of 1e-6 where the truth is 0 fails."""
+    rng = np.random.default_rng(5)
+
+    class Wrong(ShiftThenCenter):
+        def backward(self, dLdZ):
+            dLdA = super().backward(dLdZ)
+            self.dLdbeta = self.dLdbeta + 1e-6
+            return dLdA
+
+    with pytest.raises(GradientCheckError, match="beta"):
+        check_gradients(Wrong(3, rng), rng.standard_normal((6, 3)))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mlpbook.gradcheck import GradientCheckError, check_gradients, numerical_gradient
+from mlpbook.gradcheck import GradientCheckError, check_gradients, numerical_gradient, rel_error
 from mlpbook.models.mlp import (ACTIVATIONS, MLP, MLP0, MLP1, MLP4, Sequential, count_parameters,
                                 make_activation)
 from mlpbook.nn.activation import GELU, Identity, ReLU, Sigmoid, Tanh
@@ -34,27 +34,9 @@ def _inner(model):
 
 
 def check_model(model, x, tol=1e-7):
-    """check_gradients on a whole model. In training mode the bias of a Linear layer followed by
-    BatchNorm1d cannot change the loss (its exact gradient is 0, so a relative error is
-    meaningless); it is checked by size instead and hidden from the relative check."""
-    inner = _inner(model)
-    dead = []
-    if inner.training:
-        dead = [a for a, b in zip(inner.layers[:-1], inner.layers[1:])
-                if isinstance(a, Linear) and isinstance(b, BatchNorm1d)]
-    for layer in dead:
-        layer.params = {"W": "dLdW"}
-    try:
-        errors = check_gradients(model, x, tol=tol)
-        for layer in dead:
-            numeric = numerical_gradient(lambda _: np.sum(model.forward(x)), layer.b)
-            model.backward(np.ones_like(model.forward(x)))
-            assert np.abs(layer.dLdb).max() < 1e-12
-            assert np.abs(numeric).max() < 1e-8
-    finally:
-        for layer in dead:
-            del layer.params
-    return errors
+    """check_gradients on a whole model (biases before BatchNorm, whose true gradient is 0,
+    pass through the check's noise floor)."""
+    return check_gradients(model, x, tol=tol)
 
 
 def relu_margin(model, x):
@@ -254,8 +236,12 @@ def test_bias_before_batchnorm_cannot_change_the_output_in_training():
     assert np.abs(model.layers[0].dLdb).max() < 1e-12
     model.layers[0].b += 3.0
     np.testing.assert_allclose(model.forward(x), out, rtol=0, atol=1e-12)
-    with pytest.raises(GradientCheckError, match=r"layers\.0\.b"):
-        check_gradients(model, x)  # why check_model sets such biases apart
+    # the plain relative error of two round-off noises is about 1; the check's floor passes it
+    numeric = numerical_gradient(lambda _: np.sum(model.forward(x)), model.layers[0].b)
+    model.forward(x)
+    model.backward(np.ones_like(out))
+    assert rel_error(model.layers[0].dLdb, numeric) > 0.5
+    assert check_gradients(model, x)["layers.0.b"] < 1e-7
 
 
 def test_layer_order_linear_batchnorm_activation_dropout_then_linear():
