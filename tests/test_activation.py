@@ -71,6 +71,37 @@ def test_relu_blocks_infinite_upstream_gradient_at_inactive_units():
     np.testing.assert_array_equal(layer.backward(np.array([[np.inf, 1.0]])), [[0, 1]])
 
 
+
+def test_relu_backward_gives_positive_zero_at_inactive_units():
+    """Multiplying a negative gradient by the mask would give -0.0; backward returns 0.0."""
+    layer = ReLU()
+    layer.forward(np.array([[-1.0, 0.0, 2.0]]))
+    dLdZ = layer.backward(np.array([[-3.0, -3.0, -3.0]]))
+    np.testing.assert_array_equal(dLdZ, [[0, 0, -3]])
+    assert not np.signbit(dLdZ[0, :2]).any()
+
+
+def test_relu_backward_propagates_nan_at_active_units_and_survives_overflowing_sums():
+    layer = ReLU()
+    layer.forward(np.array([[-1.0, 2.0, 3.0]], np.float32))
+    out = layer.backward(np.array([[np.nan, np.nan, 1.0]], np.float32))
+    assert out[0, 0] == 0 and np.isnan(out[0, 1]) and out[0, 2] == 1
+    big = np.full((1, 3), 3e38, np.float32)                # finite, but their sum is not
+    np.testing.assert_array_equal(layer.backward(big), np.array([[0, 3e38, 3e38]], np.float32))
+
+
+@given(arrays(np.float64, (5, 7), elements=st.floats(-1e3, 1e3)),
+       arrays(np.float64, (5, 7), elements=st.floats(-1e3, 1e3)), st.sampled_from([np.float32, np.float64]))
+@settings(max_examples=40, deadline=None)
+def test_relu_backward_equals_where(Z, G, dtype):
+    """The masked product equals np.where(A > 0, dLdA, 0) in the input's dtype; zeros are +0.0."""
+    layer = ReLU()
+    layer.forward(Z.astype(dtype))
+    out = layer.backward(G.astype(dtype))
+    expected = np.where(Z.astype(dtype) > 0, G.astype(dtype), 0)
+    assert out.dtype == dtype and np.array_equal(out, expected)
+    assert not np.signbit(out[out == 0]).any()
+
 def test_relu_backward_without_upstream_gradient_fails_the_check():
     """Source 000's first form, dLdZ = 1[Z > 0], is not a gradient."""
     from mlpbook.gradcheck import GradientCheckError

@@ -145,6 +145,28 @@ def test_debug_keeps_dLdA():
     assert not hasattr(plain, "dLdA")
 
 
+
+def test_needs_input_grad_false_skips_dLdA_and_keeps_parameter_gradients():
+    """A first layer fed with data: backward returns None and stores the same dLdW, dLdb."""
+    G = np.random.default_rng(4).standard_normal((4, 3))
+    full, first = example_layer(), example_layer(needs_input_grad=False, debug=True)
+    full.forward(A0), first.forward(A0)
+    assert full.backward(G) is not None and first.backward(G) is None and first.dLdA is None
+    assert np.array_equal(first.dLdW, full.dLdW) and np.array_equal(first.dLdb, full.dLdb)
+    first.needs_input_grad = True                      # an attribute that may change at any time
+    np.testing.assert_allclose(first.backward(G), G @ W0, rtol=1e-15)
+
+
+@given(st.integers(1, 6), st.integers(1, 5), st.integers(1, 5), st.sampled_from([np.float32, np.float64]))
+@settings(max_examples=25, deadline=None)
+def test_forward_equals_the_broadcast_formula_exactly(N, C_in, C_out, dtype):
+    """Adding the bias in place gives the same bits as A Wᵀ + bᵀ, in the input's dtype."""
+    layer = Linear(C_in, C_out, rng=N + C_in, dtype=dtype)
+    A = np.random.default_rng(C_out).standard_normal((N, C_in)).astype(dtype)
+    Z = layer.forward(A)
+    assert Z.dtype == dtype
+    assert np.array_equal(Z, A @ layer.W.T + layer.b.T)
+
 def test_parameters_are_found_through_params():
     layer = Linear(2, 3, rng=0)
     assert [(p.name, p.value.shape) for p in named_parameters(layer)] == [("W", (3, 2)), ("b", (3, 1))]

@@ -86,7 +86,7 @@ class Tanh(Module):
         dLdA = _upstream(self, dLdA)
         return dLdA * (1 - self.A * self.A)
 
-# %% ../../nbs/05_activations.ipynb #6de1bb8382
+# %% ../../nbs/05_activations.ipynb #517efff651
 class ReLU(Module):
     """A = max(0, Z); dLdZ = dLdA ⊙ 1[Z > 0] (the derivative at 0 is taken to be 0).
 
@@ -106,7 +106,13 @@ class ReLU(Module):
     def backward(self, dLdA: np.ndarray) -> np.ndarray:
         """Return dLdZ = dLdA where A > 0 and 0 elsewhere, shape (N, C)."""
         dLdA = _upstream(self, dLdA)
-        return np.where(self.A > 0, dLdA, 0)
+        with np.errstate(invalid="ignore", over="ignore"):  # the check below handles both
+            dLdZ = dLdA * (self.A > 0)
+            finite = np.isfinite(dLdZ.sum())
+        if not finite:  # 0 * inf = nan at an inactive unit: block it instead
+            return np.where(self.A > 0, dLdA, 0)
+        dLdZ += 0  # -0.0 (a negative gradient at an inactive unit) becomes 0.0
+        return dLdZ
 
 # %% ../../nbs/05_activations.ipynb #c22bb9492d
 class GELU(Module):

@@ -32,7 +32,7 @@ def _initial_parameters(in_features, out_features, weight_init, rng, dtype):
         raise ValueError(f"Linear: weight_init must be None, 'zeros' or a callable, got {weight_init!r}")
     return W.astype(dtype), b.astype(dtype)
 
-# %% ../../nbs/04_linear.ipynb #a0a740a607
+# %% ../../nbs/04_linear.ipynb #6afb95dc46
 class Linear(Module):
     """Fully connected layer: Z = A Wᵀ + ι_N bᵀ.
 
@@ -50,29 +50,34 @@ class Linear(Module):
         NumPy's global random state is never used.
     dtype : numpy floating dtype
         Dtype of W and b.
+    needs_input_grad : bool
+        False: ``backward`` skips dLdA (and returns None), for a first layer fed with data.
 
     Attributes
     ----------
     W : (C_out, C_in) array
     b : (C_out, 1) array
     dLdW, dLdb : arrays of the same shapes, set by ``backward``.
+    needs_input_grad : bool, may be changed at any time.
     """
 
     params = {"W": "dLdW", "b": "dLdb"}
 
     def __init__(self, in_features: int, out_features: int, debug: bool = False, *,
-                 weight_init=None, rng=None, dtype=np.float64):
+                 weight_init=None, rng=None, dtype=np.float64, needs_input_grad: bool = True):
         self.W, self.b = _initial_parameters(in_features, out_features, weight_init, rng, dtype)
         self.in_features, self.out_features, self.debug = in_features, out_features, debug
-        self.A = None
+        self.needs_input_grad, self.A = needs_input_grad, None
 
     def forward(self, A: np.ndarray) -> np.ndarray:
         """Z = A Wᵀ + ι_N bᵀ, with A of shape (N, C_in) and Z of shape (N, C_out), A's dtype."""
         A = check_input(self, "forward", A, ndim=2, features=self.in_features)
         self.A = A
-        return A @ self.W.T.astype(A.dtype, copy=False) + self.b.T.astype(A.dtype, copy=False)
+        Z = A @ self.W.T.astype(A.dtype, copy=False)
+        Z += self.b.T.astype(A.dtype, copy=False)  # in place: no second (N, C_out) array
+        return Z
 
-    def backward(self, dLdZ: np.ndarray) -> np.ndarray:
+    def backward(self, dLdZ: np.ndarray) -> np.ndarray | None:
         """dLdA = dLdZ W, of shape (N, C_in); stores dLdW = dLdZᵀ A and dLdb = dLdZᵀ ι_N."""
         expected = None if self.A is None else (self.A.shape[0], self.out_features)
         dLdZ = check_grad_shape(self, "dLdZ", dLdZ, expected)
@@ -80,7 +85,7 @@ class Linear(Module):
             dLdZ = dLdZ.astype(self.A.dtype)  # else W would be cast to int below and truncated
         self.dLdW = dLdZ.T @ self.A
         self.dLdb = dLdZ.sum(axis=0).reshape(-1, 1)
-        dLdA = dLdZ @ self.W.astype(dLdZ.dtype, copy=False)
+        dLdA = dLdZ @ self.W.astype(dLdZ.dtype, copy=False) if self.needs_input_grad else None
         if self.debug:
             self.dLdA = dLdA
         return dLdA
