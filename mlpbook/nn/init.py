@@ -58,7 +58,7 @@ def uniform(bound: float):
     init.__name__ = init.__qualname__ = f"uniform(bound={bound:g})"
     return init
 
-# %% ../../nbs/13_initialization.ipynb #18aaa6ed9c
+# %% ../../nbs/13_initialization.ipynb #12a1214f27
 def xavier_normal(shape, rng=None, gain: float = 1.0) -> np.ndarray:
     """Glorot: W ~ N(0, σ²) with σ = gain · √(2 / (fan_in + fan_out)).
 
@@ -79,7 +79,7 @@ def xavier_uniform(shape, rng=None, gain: float = 1.0) -> np.ndarray:
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return as_generator(rng).uniform(-bound, bound, tuple(shape))
 
-
+# %% ../../nbs/13_initialization.ipynb #0a36b1f51e
 def he_normal(shape, rng=None) -> np.ndarray:
     """He (Kaiming) for ReLU: W ~ N(0, σ²) with σ = √(2 / fan_in)."""
     fan_in, _ = fans(shape)
