@@ -5,15 +5,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# One BLAS thread per process for the tests and the book: the tests run two processes at once
+# on the two cores, and the chapters' small matrices gain nothing from threads (on a busy
+# machine threaded BLAS made one chapter 20 times slower). `make bench` keeps the default.
+SINGLE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: test book install export lab bench clean
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 tests
+	$(SINGLE_THREAD) $(BIN)/python -m pytest -n 2 tests
 
 book: $(STAMP)
 	$(BIN)/nbdev_export
-	$(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
+	$(SINGLE_THREAD) $(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_site.py
 
 install: $(STAMP)

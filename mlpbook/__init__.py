@@ -8,9 +8,10 @@ __all__ = ['GradientCheckError', 'check_gradients', 'numerical_gradient', 'rel_e
            'Dropout', 'init', 'MLP', 'MLP0', 'MLP1', 'MLP4', 'Sequential', 'count_parameters', 'SGD', 'AdaGrad', 'Adam',
            'AdamW', 'Optimizer', 'RMSProp', 'CosineAnnealingLR', 'ExponentialLR', 'LinearWarmup', 'LRScheduler',
            'StepLR', 'Dataset', 'load_digits', 'load_mnist', 'load_mnist1d', 'minibatches', 'read_idx', 'History',
-           'Trainer', 'evaluate', 'fit', 'load_checkpoint', 'save_checkpoint']
+           'Trainer', 'evaluate', 'fit', 'load_checkpoint', 'save_checkpoint', 'WithL2Penalty', 'add_l2_grad',
+           'l2_penalty']
 
-# %% ../nbs/93_package.ipynb #cb71c6b071
+# %% ../nbs/93_package.ipynb #55e983fd18
 import sys
 
 from .gradcheck import GradientCheckError, check_gradients, numerical_gradient, rel_error
@@ -29,12 +30,13 @@ from .optim.lr_scheduler import (CosineAnnealingLR, ExponentialLR, LinearWarmup,
                                         LRScheduler, StepLR)
 from .data import Dataset, load_digits, load_mnist, load_mnist1d, minibatches, read_idx
 from .train import History, Trainer, evaluate, fit, load_checkpoint, save_checkpoint
+from .regularization import WithL2Penalty, add_l2_grad, l2_penalty
 
 # %% ../nbs/93_package.ipynb #0e919a9c27
 for _name in ("sgd", "adam", "adamW", "adamw", "adagrad", "rmsprop"):
     sys.modules[f"mlpbook.optim.{_name}"] = _optimizers
 
-# %% ../nbs/93_package.ipynb #d67a81917e
+# %% ../nbs/93_package.ipynb #f6f32976e5
 _all_ = ["GradientCheckError", "check_gradients", "numerical_gradient", "rel_error",
          "Module", "Parameter", "named_modules", "named_parameters", "seed",
          "Linear", "GELU", "Identity", "ReLU", "Sigmoid", "Softmax", "Tanh",
@@ -44,4 +46,5 @@ _all_ = ["GradientCheckError", "check_gradients", "numerical_gradient", "rel_err
          "SGD", "AdaGrad", "Adam", "AdamW", "Optimizer", "RMSProp",
          "CosineAnnealingLR", "ExponentialLR", "LinearWarmup", "LRScheduler", "StepLR",
          "Dataset", "load_digits", "load_mnist", "load_mnist1d", "minibatches", "read_idx",
-         "History", "Trainer", "evaluate", "fit", "load_checkpoint", "save_checkpoint"]
+         "History", "Trainer", "evaluate", "fit", "load_checkpoint", "save_checkpoint",
+         "WithL2Penalty", "add_l2_grad", "l2_penalty"]
