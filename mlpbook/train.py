@@ -30,7 +30,7 @@ def _labels(y: np.ndarray) -> np.ndarray:
     """Integer labels from labels (N,) or from one-hot / probability rows (N, C)."""
     return y.argmax(axis=1) if y.ndim == 2 else y
 
-# %% ../nbs/12_training.ipynb #ace7c474c5
+# %% ../nbs/12_training.ipynb #ac097cf4a2
 def _set_training(model, training: bool) -> None:
     """model.train() / model.eval() when the model has them; otherwise set every layer's flag."""
     method = getattr(model, "train" if training else "eval", None)
@@ -46,8 +46,9 @@ def evaluate(model, loss, X, y, batch_size: int = 2048) -> tuple[np.float64, np.
     """Mean loss and accuracy of ``model`` on (X, y), in evaluation mode, in large batches.
 
     The loss of each batch is weighted by its size, so the result is the mean over all N
-    samples. Accuracy is NaN when ``y`` holds no class labels (regression targets). Every
-    layer's ``training`` flag is restored afterwards.
+    samples. Accuracy is NaN when ``y`` holds no class labels (regression targets); both are
+    NaN when the model's output is not finite. Every layer's ``training`` flag is restored
+    afterwards.
     """
     if len(X) == 0 or len(X) != len(y):
         raise ValueError(f"evaluate: X and y must hold the same N > 0 samples, got {np.shape(X)} and {np.shape(y)}")
@@ -59,6 +60,8 @@ def evaluate(model, loss, X, y, batch_size: int = 2048) -> tuple[np.float64, np.
         for start in range(0, len(X), batch_size):
             Xb, yb = X[start:start + batch_size], y[start:start + batch_size]
             out = model.forward(Xb)
+            if not np.isfinite(out).all():  # a diverged model: report NaN, let the caller decide
+                return np.float64(np.nan), np.float64(np.nan)
             total += float(loss.forward(out, yb)) * len(Xb)
             if classify:
                 correct += int(np.count_nonzero(_predictions(out) == _labels(yb)))
@@ -67,6 +70,11 @@ def evaluate(model, loss, X, y, batch_size: int = 2048) -> tuple[np.float64, np.
             layer.training = flag
     n = len(X)
     return np.float64(total / n), np.float64(correct / n if classify else np.nan)
+
+
+def _nonfinite(a: np.ndarray) -> str:
+    """'nan' or 'inf', whichever non-finite value comes first in ``a``."""
+    return str(a.flat[np.argmin(np.isfinite(a).ravel())])
 
 
 def _is_classification(y: np.ndarray) -> bool:
@@ -285,7 +293,7 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
         optimizer.lr = meta["optimizer_lr"]
     return _decode(meta["extra"], arrays)
 
-# %% ../nbs/12_training.ipynb #e0ee2bd964
+# %% ../nbs/12_training.ipynb #0cf75e5092
 _MONITORS = {"val_loss": -1, "val_acc": 1, "train_loss": -1, "train_acc": 1}  # sign: larger is better
 
 
@@ -355,13 +363,11 @@ class Trainer:
         _set_training(model, True)
         for i, (Xb, yb) in enumerate(minibatches(X, y, self.batch_size, shuffle=self.shuffle, rng=self.rng), start=1):
             out = model.forward(Xb)
+            if not np.isfinite(out).all():  # checked here: a loss may refuse NaN input with its own error
+                raise self._diverged(f"the model's output contains {_nonfinite(out)}", i, n_steps)
             value = loss.forward(out, yb)
             if not math.isfinite(value):
-                raise DivergenceError(
-                    f"the loss is {float(value)} at epoch {self.epoch + 1}, step {i} of {n_steps} "
-                    f"(step {self.step + 1} overall); training stopped before this step's update, "
-                    f"so the model holds the weights after the previous step. Usual causes: a "
-                    f"learning rate too large, or NaN/inf in the data.", self.epoch + 1, i)
+                raise self._diverged(f"the loss is {float(value)}", i, n_steps)
             model.backward(loss.backward())
             optimizer.step()
             if per_step:
@@ -375,6 +381,13 @@ class Trainer:
                 bar(i, n_steps)
         n = len(X)
         return np.float64(total / n), np.float64(correct / n if classify else np.nan)
+
+    def _diverged(self, what: str, i: int, n_steps: int) -> DivergenceError:
+        return DivergenceError(
+            f"{what} at epoch {self.epoch + 1}, step {i} of {n_steps} (step {self.step + 1} overall); "
+            f"training stopped before this step's update, so the model holds the weights after the "
+            f"previous step. Usual causes: a learning rate too large, or NaN/inf in the data.",
+            self.epoch + 1, i)
 
     def evaluate(self, X, y) -> tuple[np.float64, np.float64]:
         """Mean loss and accuracy on (X, y) in evaluation mode (see ``evaluate``)."""

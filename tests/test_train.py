@@ -215,6 +215,27 @@ def test_nan_in_the_data_stops_training_naming_epoch_and_step():
     assert all(np.all(np.isfinite(p.value)) for p in named_parameters(model))  # no NaN update
 
 
+def test_nan_is_caught_even_when_the_loss_refuses_nan_input():
+    from mlpbook.nn.loss import CrossEntropyLoss  # raises its own ValueError for NaN scores
+    d = data()
+    d["X_train"] = d["X_train"].copy()
+    d["X_train"][45, 0] = np.nan  # (inf would warn in matmul: inf * 0)
+    model = Net()
+    trainer = Trainer(model, CrossEntropyLoss(), PlainSGD(model, 0.1), batch_size=10, shuffle=False)
+    with pytest.raises(DivergenceError, match=r"output contains nan at epoch 1, step 5 of 12"):
+        trainer.fit(d, epochs=1)
+
+
+def test_evaluate_reports_nan_for_a_diverged_model():
+    model = Net()
+    model.layers[0].W[0, 0] = np.nan
+    loss, acc = evaluate(model, SoftmaxCrossEntropy(), *blobs(10))
+    assert np.isnan(loss) and np.isnan(acc)
+    trainer = Trainer(model, SoftmaxCrossEntropy(), PlainSGD(model, 0.1), batch_size=200)
+    with pytest.raises(DivergenceError, match="output contains nan at epoch 1, step 1 of 1"):
+        trainer.fit(data(), epochs=1)
+
+
 class NaNOnCall(SoftmaxCrossEntropy):
     def __init__(self, bad_call):
         self.calls, self.bad_call = 0, bad_call
