@@ -83,8 +83,8 @@ def _is_classification(y: np.ndarray) -> bool:
         return np.issubdtype(y.dtype, np.integer)
     return y.ndim == 2 and bool(np.all(y >= 0)) and np.allclose(y.sum(axis=1), 1)
 
-# %% ../nbs/12_training.ipynb #5b67bba694
-@dataclass
+# %% ../nbs/12_training.ipynb #d834307b11
+@dataclass(eq=False)
 class History:
     """What happened during training: one entry per epoch (per step for ``step_loss``).
 
@@ -106,6 +106,14 @@ class History:
     stopped_early: bool = False
 
     _series = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "step_loss")
+
+    def __eq__(self, other) -> bool:
+        """Equal series (NaN equal to NaN, as for runs without validation data) and flags."""
+        if not isinstance(other, History):
+            return NotImplemented
+        a, b = self.as_arrays(), other.as_arrays()
+        return (all(np.array_equal(a[k], b[k], equal_nan=True) for k in self._series)
+                and (self.best_epoch, self.stopped_early) == (other.best_epoch, other.stopped_early))
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         """Every series as a NumPy array (float64; ``epoch`` as int64)."""
@@ -199,7 +207,7 @@ def _load_model_state(model, state: dict, source: str) -> None:
     for key, (layer, attr) in targets.items():
         setattr(layer, attr, np.array(state[key], dtype=np.asarray(getattr(layer, attr)).dtype, copy=True))
 
-# %% ../nbs/12_training.ipynb #6fe0e2b29a
+# %% ../nbs/12_training.ipynb #93692fdca4
 def _fsync_directory(directory: Path) -> None:
     """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be opened."""
     with contextlib.suppress(OSError, AttributeError):
@@ -208,6 +216,10 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+_UMASK = os.umask(0)  # read once (os.umask can only be read by setting it) and put back at once
+os.umask(_UMASK)
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
@@ -224,6 +236,7 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -293,7 +306,7 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
         optimizer.lr = meta["optimizer_lr"]
     return _decode(meta["extra"], arrays)
 
-# %% ../nbs/12_training.ipynb #0cf75e5092
+# %% ../nbs/12_training.ipynb #2ae100f4ca
 _MONITORS = {"val_loss": -1, "val_acc": 1, "train_loss": -1, "train_acc": 1}  # sign: larger is better
 
 
@@ -313,7 +326,8 @@ class Trainer:
     batch_size : int
     scheduler : optional, ``step()`` once per epoch (``scheduler_interval="epoch"``) or per step
     rng : numpy.random.Generator, int or None
-        Shuffles the training data (see ``mlpbook.seed``).
+        Shuffles the training data (see ``mlpbook.seed``); ``load`` restores its state (with
+        None, that of the package-level generator).
     shuffle : bool
         Visit the training samples in a new random order every epoch (False: in their order).
     patience : int or None
@@ -406,7 +420,7 @@ class Trainer:
         h = self.history
         for _ in range(epochs):
             start = time.perf_counter()
-            h.lr.append(float(getattr(self.optimizer, "lr", np.nan)))
+            lr = float(getattr(self.optimizer, "lr", np.nan))  # the rate this epoch starts with
             train = self.train_epoch(X, y)
             if self.eval_train:
                 train = self.evaluate(X, y)
@@ -416,6 +430,7 @@ class Trainer:
                 raise DivergenceError(f"the validation loss is {float(val[0])} after epoch {self.epoch} "
                                       f"(step {self.step} overall)", self.epoch, num_batches(len(X), self.batch_size))
             h.epoch.append(self.epoch)
+            h.lr.append(lr)
             for name, value in zip(("train_loss", "train_acc", "val_loss", "val_acc"), (*train, *val)):
                 getattr(h, name).append(float(value))
             if self.scheduler is not None and self.scheduler_interval == "epoch":

@@ -407,6 +407,32 @@ def test_an_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path, mo
     assert same(params(restored), params(Net()))
 
 
+def test_divergence_leaves_a_consistent_history():
+    model = Net()
+    trainer = Trainer(model, NaNOnCall(8), PlainSGD(model, 0.1), batch_size=30, rng=0)
+    with pytest.raises(DivergenceError):
+        trainer.fit(data(), epochs=3)
+    lengths = {k: len(v) for k, v in trainer.history.as_arrays().items() if k != "step_loss"}
+    assert set(lengths.values()) == {1}, lengths
+
+
+def test_history_equality_treats_missing_validation_as_equal():
+    runs = []
+    for _ in range(2):
+        model = Net()
+        runs.append(fit(model, SoftmaxCrossEntropy(), PlainSGD(model, 0.1), blobs(), epochs=2, rng=0))
+    assert np.isnan(runs[0].val_loss).all() and runs[0] == runs[1]
+    runs[1].train_loss[0] += 1e-12
+    assert runs[0] != runs[1]
+
+
+def test_checkpoint_has_ordinary_file_permissions(tmp_path):
+    path = save_checkpoint(tmp_path / "p.npz", Net())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_checkpoint_write_goes_through_fsync_and_replace(tmp_path, monkeypatch):
     import mlpbook.train as train
     calls = []
