@@ -32,7 +32,7 @@ def _initial_parameters(in_features, out_features, weight_init, rng, dtype):
         raise ValueError(f"Linear: weight_init must be None, 'zeros' or a callable, got {weight_init!r}")
     return W.astype(dtype), b.astype(dtype)
 
-# %% ../../nbs/04_linear.ipynb #6afb95dc46
+# %% ../../nbs/04_linear.ipynb #616801f803
 class Linear(Module):
     """Fully connected layer: Z = A Wᵀ + ι_N bᵀ.
 
@@ -81,8 +81,9 @@ class Linear(Module):
         """dLdA = dLdZ W, of shape (N, C_in); stores dLdW = dLdZᵀ A and dLdb = dLdZᵀ ι_N."""
         expected = None if self.A is None else (self.A.shape[0], self.out_features)
         dLdZ = check_grad_shape(self, "dLdZ", dLdZ, expected)
-        if not np.issubdtype(dLdZ.dtype, np.floating):
+        if dLdZ.dtype.kind != "f":
             dLdZ = dLdZ.astype(self.A.dtype)  # else W would be cast to int below and truncated
+        self.dLdW = None  # let the old gradient go before the new one is allocated
         self.dLdW = dLdZ.T @ self.A
         self.dLdb = dLdZ.sum(axis=0).reshape(-1, 1)
         dLdA = dLdZ @ self.W.astype(dLdZ.dtype, copy=False) if self.needs_input_grad else None
