@@ -7,11 +7,11 @@ __all__ = ['GradientCheckError', 'check_gradients', 'numerical_gradient', 'rel_e
            'BCEWithLogitsLoss', 'CrossEntropyLoss', 'MSELoss', 'SVMLoss', 'accuracy', 'BatchNorm1d', 'LayerNorm',
            'Dropout', 'init', 'MLP', 'MLP0', 'MLP1', 'MLP4', 'Sequential', 'count_parameters', 'SGD', 'AdaGrad', 'Adam',
            'AdamW', 'Optimizer', 'RMSProp', 'CosineAnnealingLR', 'ExponentialLR', 'LinearWarmup', 'LRScheduler',
-           'StepLR', 'Dataset', 'load_digits', 'load_mnist', 'load_mnist1d', 'minibatches', 'read_idx', 'History',
-           'Trainer', 'evaluate', 'fit', 'load_checkpoint', 'save_checkpoint', 'WithL2Penalty', 'add_l2_grad',
-           'l2_penalty']
+           'StepLR', 'Dataset', 'IDXFormatError', 'DivergenceError', 'load_digits', 'load_mnist', 'load_mnist1d',
+           'minibatches', 'read_idx', 'History', 'Trainer', 'evaluate', 'fit', 'load_checkpoint', 'save_checkpoint',
+           'WithL2Penalty', 'add_l2_grad', 'l2_penalty']
 
-# %% ../nbs/93_package.ipynb #55e983fd18
+# %% ../nbs/93_package.ipynb #a0202132df
 import sys
 
 from .gradcheck import GradientCheckError, check_gradients, numerical_gradient, rel_error
@@ -28,15 +28,17 @@ from .optim import optimizers as _optimizers
 from .optim.optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 from .optim.lr_scheduler import (CosineAnnealingLR, ExponentialLR, LinearWarmup,
                                         LRScheduler, StepLR)
-from .data import Dataset, load_digits, load_mnist, load_mnist1d, minibatches, read_idx
-from .train import History, Trainer, evaluate, fit, load_checkpoint, save_checkpoint
+from .data import (Dataset, IDXFormatError, load_digits, load_mnist, load_mnist1d,
+                          minibatches, read_idx)
+from .train import (DivergenceError, History, Trainer, evaluate, fit, load_checkpoint,
+                           save_checkpoint)
 from .regularization import WithL2Penalty, add_l2_grad, l2_penalty
 
 # %% ../nbs/93_package.ipynb #0e919a9c27
 for _name in ("sgd", "adam", "adamW", "adamw", "adagrad", "rmsprop"):
     sys.modules[f"mlpbook.optim.{_name}"] = _optimizers
 
-# %% ../nbs/93_package.ipynb #f6f32976e5
+# %% ../nbs/93_package.ipynb #2d6203ee20
 _all_ = ["GradientCheckError", "check_gradients", "numerical_gradient", "rel_error",
          "Module", "Parameter", "named_modules", "named_parameters", "seed",
          "Linear", "GELU", "Identity", "ReLU", "Sigmoid", "Softmax", "Tanh",
@@ -45,6 +47,6 @@ _all_ = ["GradientCheckError", "check_gradients", "numerical_gradient", "rel_err
          "MLP", "MLP0", "MLP1", "MLP4", "Sequential", "count_parameters",
          "SGD", "AdaGrad", "Adam", "AdamW", "Optimizer", "RMSProp",
          "CosineAnnealingLR", "ExponentialLR", "LinearWarmup", "LRScheduler", "StepLR",
-         "Dataset", "load_digits", "load_mnist", "load_mnist1d", "minibatches", "read_idx",
+         "Dataset", "IDXFormatError", "DivergenceError", "load_digits", "load_mnist", "load_mnist1d", "minibatches", "read_idx",
          "History", "Trainer", "evaluate", "fit", "load_checkpoint", "save_checkpoint",
          "WithL2Penalty", "add_l2_grad", "l2_penalty"]
