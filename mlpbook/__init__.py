@@ -9,9 +9,10 @@ __all__ = ['GradientCheckError', 'check_gradients', 'numerical_gradient', 'rel_e
            'AdamW', 'Optimizer', 'RMSProp', 'CosineAnnealingLR', 'ExponentialLR', 'LinearWarmup', 'LRScheduler',
            'StepLR', 'Dataset', 'IDXFormatError', 'DivergenceError', 'load_digits', 'load_mnist', 'load_mnist1d',
            'minibatches', 'read_idx', 'History', 'Trainer', 'evaluate', 'fit', 'load_checkpoint', 'save_checkpoint',
-           'WithL2Penalty', 'add_l2_grad', 'l2_penalty']
+           'WithL2Penalty', 'add_l2_grad', 'l2_penalty', 'confusion_matrix', 'log_uniform', 'random_search',
+           'top_trials']
 
-# %% ../nbs/93_package.ipynb #a0202132df
+# %% ../nbs/93_package.ipynb #d9f6eb62a7
 import sys
 
 from .gradcheck import GradientCheckError, check_gradients, numerical_gradient, rel_error
@@ -33,12 +34,14 @@ from .data import (Dataset, IDXFormatError, load_digits, load_mnist, load_mnist1
 from .train import (DivergenceError, History, Trainer, evaluate, fit, load_checkpoint,
                            save_checkpoint)
 from .regularization import WithL2Penalty, add_l2_grad, l2_penalty
+from .metrics import confusion_matrix
+from .search import log_uniform, random_search, top_trials
 
 # %% ../nbs/93_package.ipynb #0e919a9c27
 for _name in ("sgd", "adam", "adamW", "adamw", "adagrad", "rmsprop"):
     sys.modules[f"mlpbook.optim.{_name}"] = _optimizers
 
-# %% ../nbs/93_package.ipynb #2d6203ee20
+# %% ../nbs/93_package.ipynb #ae9529f328
 _all_ = ["GradientCheckError", "check_gradients", "numerical_gradient", "rel_error",
          "Module", "Parameter", "named_modules", "named_parameters", "seed",
          "Linear", "GELU", "Identity", "ReLU", "Sigmoid", "Softmax", "Tanh",
@@ -49,4 +52,5 @@ _all_ = ["GradientCheckError", "check_gradients", "numerical_gradient", "rel_err
          "CosineAnnealingLR", "ExponentialLR", "LinearWarmup", "LRScheduler", "StepLR",
          "Dataset", "IDXFormatError", "DivergenceError", "load_digits", "load_mnist", "load_mnist1d", "minibatches", "read_idx",
          "History", "Trainer", "evaluate", "fit", "load_checkpoint", "save_checkpoint",
-         "WithL2Penalty", "add_l2_grad", "l2_penalty"]
+         "WithL2Penalty", "add_l2_grad", "l2_penalty",
+         "confusion_matrix", "log_uniform", "random_search", "top_trials"]

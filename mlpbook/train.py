@@ -306,7 +306,7 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
         optimizer.lr = meta["optimizer_lr"]
     return _decode(meta["extra"], arrays)
 
-# %% ../nbs/12_training.ipynb #2ae100f4ca
+# %% ../nbs/12_training.ipynb #48b29672f6
 _MONITORS = {"val_loss": -1, "val_acc": 1, "train_loss": -1, "train_acc": 1}  # sign: larger is better
 
 
@@ -412,7 +412,9 @@ class Trainer:
         """Train for ``epochs`` more epochs on ``data``; returns the history (of all epochs so far).
 
         ``data`` has ``X_train, y_train`` and optionally ``X_val, y_val``: a ``Dataset``, a
-        dict with those keys, or a tuple ``(X_train, y_train[, X_val, y_val])``.
+        dict with those keys, or a tuple ``(X_train, y_train[, X_val, y_val])``. The model is
+        left in evaluation mode, ready to predict (Dropout off, BatchNorm on its running
+        statistics); the next epoch of training switches it back.
         """
         X, y, X_val, y_val = _unpack(data)
         if self.monitor.startswith("val") and self.patience is not None and X_val is None:
@@ -445,6 +447,7 @@ class Trainer:
                 break
         if self.patience is not None and self.restore_best and self.best_state is not None:
             _load_model_state(self.model, self.best_state, "the best epoch's weights")
+        _set_training(self.model, False)  # a trained model is used for prediction next
         return h
 
     def _update_best(self) -> bool:

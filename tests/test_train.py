@@ -517,3 +517,16 @@ def test_resume_with_the_books_mlp_adam_and_schedule_is_exact(tmp_path):
     assert same(params(straight.model), params(resumed.model))
     assert straight.history == resumed.history and straight.history.val_acc[-1] > 0.9
     assert straight.optimizer.lr == resumed.optimizer.lr
+
+
+def test_fit_leaves_the_model_in_evaluation_mode():
+    """After fit, predictions are deterministic: Dropout is off (the next epoch turns it back on)."""
+    from mlpbook.models.mlp import MLP
+    from mlpbook.nn.loss import CrossEntropyLoss
+    from mlpbook.optim.optimizers import SGD
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+    model = MLP([3, 8, 2], dropout=0.5, rng=0)
+    fit(model, CrossEntropyLoss(), SGD(model, lr=0.1), (X, y), epochs=1, batch_size=8, rng=0)
+    assert not any(layer.training for _, layer in named_modules(model))
+    assert np.array_equal(model.forward(X), model.forward(X))
