@@ -168,10 +168,11 @@ def build_table(ep, mem, sweep, kern, threads, have_torch):
     both("for scale: B × widest layer (784) × itemsize", lambda d: kib(B0 * memory.widest_row_bytes(d)))
     P = sum(a * b + b for a, b in zip(SIZES[:-1], SIZES[1:]))
     both(f"for scale: the parameters, P = {P:,} numbers", lambda d: kib(P * np.dtype(d).itemsize))
-    if len(Bs) > 1:
-        B1 = Bs[-1]
-        both(f"mlpbook: growth per extra sample, batch {B0} → {B1} (× widest row)",
-             lambda d: f"{(mem[d]['mlpbook', B1][0] - mem[d]['mlpbook', B0][0]) / (B1 - B0) / memory.widest_row_bytes(d):.1f}")
+    if len(Bs) > 2:
+        Ba, Bb = Bs[-2], Bs[-1]
+        for k, label in (("mlpbook", "mlpbook"), ("fused", "hand-fused")):
+            both(f"{label}: growth per extra sample, batch {Ba} → {Bb} (× B × widest row)",
+                 lambda d, k=k: f"{(mem[d][k, Bb][0] - mem[d][k, Ba][0]) / (Bb - Ba) / memory.widest_row_bytes(d):.2f}")
     both("mlpbook: still held after the epoch", lambda d: kib(mem[d]["mlpbook", B0][1]))
 
     row("**Time per sample against batch size, float32 (µs): mlpbook / hand-fused"
@@ -235,7 +236,7 @@ def main():
     print("epochs ...", file=sys.stderr)
     ep = epoch_rows(N, rounds, budget, threads, have_torch)
     print("memory ...", file=sys.stderr)
-    mem = {d: memory.step_memory_table(d, (128,) if quick else (128, 512)) for d in DTYPES}
+    mem = {d: memory.step_memory_table(d, (128, 1024, 2048)) for d in DTYPES}
     print("batch sizes ...", file=sys.stderr)
     sizes = (1, 32, 128) if quick else (1, 8, 32, 128, 512)
     steps = (lambda B: 30) if quick else (lambda B: max(40, min(200, 20000 // B)))
