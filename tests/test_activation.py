@@ -81,7 +81,7 @@ def test_relu_backward_gives_positive_zero_at_inactive_units():
     assert not np.signbit(dLdZ[0, :2]).any()
 
 
-def test_relu_backward_propagates_nan_at_active_units_and_survives_overflowing_sums():
+def test_relu_backward_propagates_nan_at_active_units_and_keeps_extreme_values():
     layer = ReLU()
     layer.forward(np.array([[-1.0, 2.0, 3.0]], np.float32))
     out = layer.backward(np.array([[np.nan, np.nan, 1.0]], np.float32))
@@ -90,17 +90,30 @@ def test_relu_backward_propagates_nan_at_active_units_and_survives_overflowing_s
     np.testing.assert_array_equal(layer.backward(big), np.array([[0, 3e38, 3e38]], np.float32))
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble, ">f4", np.int64])
+def test_relu_backward_is_where_for_every_dtype_and_layout(dtype):
+    """Bit selection where an unsigned integer of the size exists, np.where otherwise; any strides."""
+    layer = ReLU()
+    layer.forward(np.array([[-1.0, 0.0, 2.0], [3.0, -4.0, 5.0]]))
+    G = np.array([[7.0, -1.0, -0.0], [-2.0, 9.0, 1.5]]).astype(dtype)
+    for g in (G, np.asfortranarray(G), G.T.copy().T):
+        out = layer.backward(g)
+        expected = np.where(layer.A > 0, g, 0)
+        assert out.dtype.newbyteorder("=") == expected.dtype and np.array_equal(out, expected)
+        assert np.array_equal(np.signbit(out), np.signbit(expected))
+
+
 @given(arrays(np.float64, (5, 7), elements=st.floats(-1e3, 1e3)),
        arrays(np.float64, (5, 7), elements=st.floats(-1e3, 1e3)), st.sampled_from([np.float32, np.float64]))
 @settings(max_examples=40, deadline=None)
 def test_relu_backward_equals_where(Z, G, dtype):
-    """The masked product equals np.where(A > 0, dLdA, 0) in the input's dtype; zeros are +0.0."""
+    """The bit selection is np.where(A > 0, dLdA, 0), bit for bit, in the input's dtype."""
     layer = ReLU()
     layer.forward(Z.astype(dtype))
     out = layer.backward(G.astype(dtype))
     expected = np.where(Z.astype(dtype) > 0, G.astype(dtype), 0)
     assert out.dtype == dtype and np.array_equal(out, expected)
-    assert not np.signbit(out[out == 0]).any()
+    assert np.array_equal(out.view(np.uint8), expected.view(np.uint8))
 
 def test_relu_backward_without_upstream_gradient_fails_the_check():
     """Source 000's first form, dLdZ = 1[Z > 0], is not a gradient."""

@@ -86,7 +86,7 @@ class Tanh(Module):
         dLdA = _upstream(self, dLdA)
         return dLdA * (1 - self.A * self.A)
 
-# %% ../../nbs/05_activations.ipynb #517efff651
+# %% ../../nbs/05_activations.ipynb #c0dd2ba2af
 class ReLU(Module):
     """A = max(0, Z); dLdZ = dLdA ⊙ 1[Z > 0] (the derivative at 0 is taken to be 0).
 
@@ -106,13 +106,13 @@ class ReLU(Module):
     def backward(self, dLdA: np.ndarray) -> np.ndarray:
         """Return dLdZ = dLdA where A > 0 and 0 elsewhere, shape (N, C)."""
         dLdA = _upstream(self, dLdA)
-        with np.errstate(invalid="ignore", over="ignore"):  # the check below handles both
-            dLdZ = dLdA * (self.A > 0)
-            finite = np.isfinite(dLdZ.sum())
-        if not finite:  # 0 * inf = nan at an inactive unit: block it instead
+        try:
+            bits = np.dtype(f"u{dLdA.dtype.itemsize}")  # the unsigned integer of the same size
+        except TypeError:  # none for this size: the slow, equally exact form
             return np.where(self.A > 0, dLdA, 0)
-        dLdZ += 0  # -0.0 (a negative gradient at an inactive unit) becomes 0.0
-        return dLdZ
+        keep = np.negative(self.A > 0, dtype=bits)  # all bits set where A > 0, none elsewhere
+        np.bitwise_and(dLdA.view(bits), keep, out=keep)
+        return keep.view(dLdA.dtype)
 
 # %% ../../nbs/05_activations.ipynb #c22bb9492d
 class GELU(Module):
