@@ -175,7 +175,7 @@ def build_table(ep, mem, sweep, kern, threads, have_torch):
                  lambda d, k=k: f"{(mem[d][k, Bb][0] - mem[d][k, Ba][0]) / (Bb - Ba) / memory.widest_row_bytes(d):.2f}")
     both("mlpbook: still held after the epoch", lambda d: kib(mem[d]["mlpbook", B0][1]))
 
-    row("**Time per sample against batch size, float32 (µs): mlpbook / hand-fused"
+    row("**Time per sample against batch size, float32 (µs): mlpbook Trainer as shipped / hand-fused"
         + (" / PyTorch" if have_torch else "") + "**")
     for B, (t, r) in sweep.items():
         cells = [us(t["mlpbook"]), us(t["fused"])] + ([us(t["torch"])] if have_torch else [])
