@@ -30,7 +30,24 @@ def _labels(y: np.ndarray) -> np.ndarray:
     """Integer labels from labels (N,) or from one-hot / probability rows (N, C)."""
     return y.argmax(axis=1) if y.ndim == 2 else y
 
-# %% ../nbs/12_training.ipynb #ac097cf4a2
+# %% ../nbs/12_training.ipynb #544e8123b6
+@contextlib.contextmanager
+def _no_gradient_for_the_data(model):
+    """While training, let the layer that receives the data skip dL/dA: nothing uses the gradient
+    with respect to the data, and for a first Linear layer it is one matrix product in three."""
+    first = model
+    while getattr(first, "layers", None):
+        first = first.layers[0]
+    if getattr(first, "needs_input_grad", None) is not True:
+        yield
+        return
+    first.needs_input_grad = False
+    try:
+        yield
+    finally:
+        first.needs_input_grad = True
+
+
 def _set_training(model, training: bool) -> None:
     """model.train() / model.eval() when the model has them; otherwise set every layer's flag."""
     method = getattr(model, "train" if training else "eval", None)
@@ -306,7 +323,7 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
         optimizer.lr = meta["optimizer_lr"]
     return _decode(meta["extra"], arrays)
 
-# %% ../nbs/12_training.ipynb #48b29672f6
+# %% ../nbs/12_training.ipynb #5346c8f4c3
 _MONITORS = {"val_loss": -1, "val_acc": 1, "train_loss": -1, "train_acc": 1}  # sign: larger is better
 
 
@@ -375,24 +392,26 @@ class Trainer:
         bar = self._bar if self.progress == "bar" else None
         total, correct = 0.0, 0
         _set_training(model, True)
-        for i, (Xb, yb) in enumerate(minibatches(X, y, self.batch_size, shuffle=self.shuffle, rng=self.rng), start=1):
-            out = model.forward(Xb)
-            if not np.isfinite(out).all():  # checked here: a loss may refuse NaN input with its own error
-                raise self._diverged(f"the model's output contains {_nonfinite(out)}", i, n_steps)
-            value = loss.forward(out, yb)
-            if not math.isfinite(value):
-                raise self._diverged(f"the loss is {float(value)}", i, n_steps)
-            model.backward(loss.backward())
-            optimizer.step()
-            if per_step:
-                self.scheduler.step()
-            self.step += 1
-            total += float(value) * len(Xb)
-            if classify:
-                correct += int(np.count_nonzero(_predictions(out) == _labels(yb)))
-            self.history.step_loss.append(float(value))
-            if bar is not None:
-                bar(i, n_steps)
+        batches = minibatches(X, y, self.batch_size, shuffle=self.shuffle, rng=self.rng)
+        with _no_gradient_for_the_data(model):
+            for i, (Xb, yb) in enumerate(batches, start=1):
+                out = model.forward(Xb)
+                if not np.isfinite(out).all():  # checked here: a loss may refuse NaN input with its own error
+                    raise self._diverged(f"the model's output contains {_nonfinite(out)}", i, n_steps)
+                value = loss.forward(out, yb)
+                if not math.isfinite(value):
+                    raise self._diverged(f"the loss is {float(value)}", i, n_steps)
+                model.backward(loss.backward())
+                optimizer.step()
+                if per_step:
+                    self.scheduler.step()
+                self.step += 1
+                total += float(value) * len(Xb)
+                if classify:
+                    correct += int(np.count_nonzero(_predictions(out) == _labels(yb)))
+                self.history.step_loss.append(float(value))
+                if bar is not None:
+                    bar(i, n_steps)
         n = len(X)
         return np.float64(total / n), np.float64(correct / n if classify else np.nan)
 

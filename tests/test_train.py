@@ -530,3 +530,24 @@ def test_fit_leaves_the_model_in_evaluation_mode():
     fit(model, CrossEntropyLoss(), SGD(model, lr=0.1), (X, y), epochs=1, batch_size=8, rng=0)
     assert not any(layer.training for _, layer in named_modules(model))
     assert np.array_equal(model.forward(X), model.forward(X))
+
+
+def test_training_skips_the_gradient_with_respect_to_the_data_and_restores_the_flag():
+    """The first Linear layer computes no dL/dX during an epoch; afterwards it does again."""
+    from mlpbook.models.mlp import MLP
+    from mlpbook.nn.loss import CrossEntropyLoss
+    from mlpbook.optim.optimizers import SGD
+    seen = []
+    model = MLP([3, 8, 2], rng=0)
+    first = model.layers[0]
+    original = first.backward
+
+    def spy(dLdZ):
+        seen.append(first.needs_input_grad)
+        return original(dLdZ)
+
+    first.backward = spy
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 3)), rng.integers(0, 2, 16)
+    fit(model, CrossEntropyLoss(), SGD(model, lr=0.1), (X, y), epochs=2, batch_size=8, rng=0)
+    assert seen == [False] * 4 and first.needs_input_grad is True
