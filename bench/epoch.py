@@ -50,7 +50,7 @@ def matmul_flops(n: int, sizes=SIZES, skip_first_dLdA: bool = True) -> int:
 class MlpbookEpoch:
     """mlpbook's model, loss, optimizer and training loop."""
 
-    def __init__(self, X, y, batch_size=128, lr=0.01, momentum=0.9, seed=0, skip_input_grad=False):
+    def __init__(self, X, y, batch_size=128, lr=0.01, momentum=0.9, seed=0):
         from mlpbook.models.mlp import MLP
         from mlpbook.nn.loss import CrossEntropyLoss
         from mlpbook.optim.optimizers import SGD
@@ -58,8 +58,8 @@ class MlpbookEpoch:
 
         self.X, self.y = X, y
         self.model = MLP(SIZES, "relu", dtype=X.dtype, rng=seed)
-        if skip_input_grad:
-            self.model.layers[0].needs_input_grad = False
+        # what the Trainer does during an epoch, so that step() below is the Trainer's step too
+        self.model.layers[0].needs_input_grad = False
         self.loss = CrossEntropyLoss()
         self.optimizer = SGD(self.model, lr=lr, momentum=momentum)
         self.trainer = Trainer(self.model, self.loss, self.optimizer, batch_size=batch_size, rng=seed)

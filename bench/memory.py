@@ -28,12 +28,11 @@ def peak_step_memory(make_runner, n_batches: int = 3) -> tuple[int, int]:
 
 
 def step_memory_table(dtype, batch_sizes=(128, 512)) -> dict:
-    """Peak extra bytes per step for mlpbook (both ways) and the hand-fused loop, per batch size."""
+    """Peak extra bytes per step for mlpbook and the hand-fused loop, per batch size."""
     out = {}
     for B in batch_sizes:
         X, y = synthetic_data(3 * B, dtype, seed=B)
         for name, make in (("mlpbook", lambda: MlpbookEpoch(X, y, batch_size=B)),
-                           ("mlpbook_skip", lambda: MlpbookEpoch(X, y, batch_size=B, skip_input_grad=True)),
                            ("fused", lambda: FusedEpoch(X, y, batch_size=B))):
             out[name, B] = peak_step_memory(make)
     return out

@@ -81,16 +81,14 @@ def epoch_rows(N, rounds, budget, threads, have_torch):
     out = {}
     for dtype in DTYPES:
         small_X, small_y = synthetic_data(2048, dtype, seed=9)
-        check = [MlpbookEpoch(small_X, small_y), MlpbookEpoch(small_X, small_y, skip_input_grad=True),
-                 FusedEpoch(small_X, small_y)]
+        check = [MlpbookEpoch(small_X, small_y), FusedEpoch(small_X, small_y)]
         if have_torch:
             check.append(TorchEpoch(small_X, small_y, threads=threads))
         same = check_same_update(check, dtype)
         for r in check:                                   # warm-up: BLAS threads, torch, caches
             r.run()
         X, y = synthetic_data(N, dtype)
-        variants = {"mlpbook": MlpbookEpoch(X, y), "mlpbook_skip": MlpbookEpoch(X, y, skip_input_grad=True),
-                    "fused": FusedEpoch(X, y), "matmul": MatmulOnlyEpoch(X, y)}
+        variants = {"mlpbook": MlpbookEpoch(X, y), "fused": FusedEpoch(X, y), "matmul": MatmulOnlyEpoch(X, y)}
         if have_torch:
             variants["torch"] = TorchEpoch(X, y, threads=threads)
         times = interleaved({k: v.run for k, v in variants.items()}, rounds, budget=budget)
@@ -133,18 +131,14 @@ def build_table(ep, mem, sweep, kern, threads, have_torch):
     N = ep[np.float32]["N"]
     row(f"**One epoch: {N:,} samples × 784, batch 128, 784-256-128-10 ReLU, SGD momentum**")
     both("mlpbook: MLP + CrossEntropyLoss + SGD + Trainer (ms)", lambda d: ms(ep[d]["median"]["mlpbook"]))
-    both("mlpbook, first Linear with `needs_input_grad=False` (ms)", lambda d: ms(ep[d]["median"]["mlpbook_skip"]))
     both("hand-fused NumPy loop (ms)", lambda d: ms(ep[d]["median"]["fused"]))
     if have_torch:
         both(f"PyTorch CPU, {threads} thread{'s' * (threads > 1)} (ms)", lambda d: ms(ep[d]["median"]["torch"]))
     both("the matrix products alone: the practical limit (ms)", lambda d: ms(ep[d]["median"]["matmul"]))
     both("mlpbook ÷ hand-fused", lambda d: x(ep[d]["ratio"]["mlpbook/fused"]))
-    both("mlpbook (first Linear without dLdA) ÷ hand-fused", lambda d: x(ep[d]["ratio"]["mlpbook_skip/fused"]))
     if have_torch:
         both("mlpbook ÷ PyTorch", lambda d: x(ep[d]["ratio"]["mlpbook/torch"]))
-        both("mlpbook (first Linear without dLdA) ÷ PyTorch", lambda d: x(ep[d]["ratio"]["mlpbook_skip/torch"]))
-    for k, label in (("mlpbook", "mlpbook"), ("mlpbook_skip", "mlpbook (first Linear without dLdA)"),
-                     ("fused", "hand-fused"), ("torch", "PyTorch")):
+    for k, label in (("mlpbook", "mlpbook"), ("fused", "hand-fused"), ("torch", "PyTorch")):
         if k == "torch" and not have_torch:
             continue
         both(f"{label} ÷ the matmul limit", lambda d, k=k: x(ep[d]["ratio"][f"{k}/matmul"]))
@@ -155,15 +149,14 @@ def build_table(ep, mem, sweep, kern, threads, have_torch):
     both(f"matmul throughput, {n} × {n} × {n} (GFLOP/s)", lambda d: f"{kern['square'][d]:.1f}")
     row("float64 ÷ float32, mlpbook epoch", "", x(median([a / b for a, b in zip(
         ep[np.float64]["times"]["mlpbook"], ep[np.float32]["times"]["mlpbook"])])))
-    both("same update as mlpbook after 3 steps? largest relative difference: without dLdA / fused"
+    both("same update as mlpbook after 3 steps? largest relative difference: fused"
          + (" / PyTorch" if have_torch else ""), lambda d: " / ".join(f"{v:.0e}" for v in ep[d]["same"]))
     both("rounds (each variant once per round)", lambda d: str(ep[d]["rounds"]))
 
     Bs = sorted({B for _, B in next(iter(mem.values()))})
     B0 = 128 if 128 in Bs else Bs[0]
     row(f"**Extra memory of one training step (tracemalloc peak), batch {B0}**")
-    for k, label in (("mlpbook", "mlpbook"), ("mlpbook_skip", "mlpbook, first Linear without dLdA"),
-                     ("fused", "hand-fused")):
+    for k, label in (("mlpbook", "mlpbook"), ("fused", "hand-fused")):
         both(f"{label}: peak", lambda d, k=k: kib(mem[d][k, B0][0]))
     both("for scale: B × widest layer (784) × itemsize", lambda d: kib(B0 * memory.widest_row_bytes(d)))
     P = sum(a * b + b for a, b in zip(SIZES[:-1], SIZES[1:]))
