@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlpbook.gradcheck import check_gradients, rel_error
+from mlpbook.models.mlp import Sequential
 from mlpbook.nn.batchnorm import BatchNorm1d
-from mlpbook.nn.module import Module, named_parameters
+from mlpbook.nn.module import named_parameters
 
 
 def long_backward(dLdBZ, Z, gamma, eps):
@@ -30,19 +31,6 @@ def random_layer(C, rng, **kwargs):
     return bn
 
 
-class Chain(Module):
-    def __init__(self, *layers):
-        self.layers = list(layers)
-
-    def forward(self, A):
-        for layer in self.layers:
-            A = layer.forward(A)
-        return A
-
-    def backward(self, dLdZ):
-        for layer in reversed(self.layers):
-            dLdZ = layer.backward(dLdZ)
-        return dLdZ
 
 
 # ## The homework's interface
@@ -211,7 +199,7 @@ def test_eval_forward_uses_running_statistics_and_updates_nothing():
 def test_model_level_train_and_eval_are_honoured():
     rng = np.random.default_rng(7)
     bn = random_layer(3, rng)
-    model = Chain(bn)
+    model = Sequential(bn)
     Z = rng.normal(3.0, 2.0, (6, 3))
     model.eval()
     saved = bn.running_M.copy()

@@ -1,7 +1,6 @@
 """The book as a whole: the package equals the notebooks' export, notebooks are committed clean,
 every chapter is listed in the table of contents, and every chapter executes without error."""
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -5,9 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlpbook.gradcheck import GradientCheckError, check_gradients
+from mlpbook.models.mlp import Sequential
 from mlpbook.nn.dropout import Dropout
 from mlpbook.nn.linear import Linear
-from mlpbook.nn.module import Module
 
 
 class FixedMask(Dropout):
@@ -33,19 +33,6 @@ class GivenMask:
         return self.mask
 
 
-class Chain(Module):
-    def __init__(self, *layers):
-        self.layers = list(layers)
-
-    def forward(self, A):
-        for layer in self.layers:
-            A = layer.forward(A)
-        return A
-
-    def backward(self, dLdZ):
-        for layer in reversed(self.layers):
-            dLdZ = layer.backward(dLdZ)
-        return dLdZ
 
 
 def randn(*shape, seed=0):
@@ -134,7 +121,7 @@ def test_explicit_train_argument_wins_over_the_flag():
 
 def test_model_train_and_eval_reach_the_dropout_layer():
     x = randn(8, 5)
-    model = Chain(Linear(5, 30, rng=0), Dropout(0.5, rng=1), Linear(30, 2, rng=2))
+    model = Sequential(Linear(5, 30, rng=0), Dropout(0.5, rng=1), Linear(30, 2, rng=2))
     model.eval()
     assert not model.layers[1].training
     first = model.forward(x)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mlpbook.data import load_digits
+from mlpbook.models.mlp import Sequential
 from mlpbook.nn.activation import ReLU
 from mlpbook.nn.linear import Linear
 from mlpbook.nn.module import Module, named_modules, named_parameters
@@ -76,14 +77,23 @@ class FlagRecorder(Module):
         return dLdA
 
 
-class Net(Module):
+class Net(Sequential):
     def __init__(self, sizes=(2, 16, 3), seed=0, dtype=np.float64):
         rng = np.random.default_rng(seed)
-        self.layers = []
+        layers = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            self.layers.append(Linear(a, b, rng=rng, dtype=dtype))
+            layers.append(Linear(a, b, rng=rng, dtype=dtype))
             if i < len(sizes) - 2:
-                self.layers += [ReLU(), FlagRecorder()]
+                layers += [ReLU(), FlagRecorder()]
+        super().__init__(*layers)
+
+
+class HomeworkNet:
+    """Homework style: .layers, forward, backward, and nothing else (no Module, no train/eval)."""
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.layers = [Linear(2, 8, rng=rng), ReLU(), FlagRecorder(), Linear(8, 3, rng=rng)]
 
     def forward(self, A):
         for layer in self.layers:
@@ -94,17 +104,6 @@ class Net(Module):
         for layer in reversed(self.layers):
             dLdZ = layer.backward(dLdZ)
         return dLdZ
-
-
-class HomeworkNet:
-    """Homework style: .layers, forward, backward, and nothing else (no Module, no train/eval)."""
-
-    def __init__(self, seed=0):
-        rng = np.random.default_rng(seed)
-        self.layers = [Linear(2, 8, rng=rng), ReLU(), FlagRecorder(), Linear(8, 3, rng=rng)]
-
-    forward = Net.forward
-    backward = Net.backward
 
 
 def blobs(n=90, seed=0, spread=0.3):

@@ -141,9 +141,6 @@ class GELU(Module):
         pdf = np.exp(-0.5 * Z * Z) / math.sqrt(2 * math.pi)
         return dLdA * (cdf + Z * pdf)
 
-# %% ../../nbs/06_softmax.ipynb #bc445335ef
-from .module import Module, check_input
-
 # %% ../../nbs/06_softmax.ipynb #049660f819
 class Softmax(Module):
     """A = exp(Z - max) / rowsum(exp(Z - max)), row by row; dLdZ = A ⊙ (dLdA - rowsum(dLdA ⊙ A)).
