@@ -1,5 +1,5 @@
 """Tests of mlpbook.metrics.confusion_matrix: the definition, its sums, the link to accuracy,
-agreement with a plain loop (and with scikit-learn where installed), and bad input."""
+agreement with a plain loop over the pairs, and bad input."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
