@@ -132,6 +132,16 @@ def test_penalty_method_and_lr_are_forwarded():
     assert "WithL2Penalty" in repr(opt)
 
 
+def test_zero_grad_is_forwarded_and_a_step_after_it_changes_nothing():
+    layer = Weights([1.0, -2.0], [3.0])
+    opt = WithL2Penalty(SGD(layer, lr=0.1), 0.5)
+    layer.dLdw, layer.dLdu = np.ones(2), np.ones(1)
+    opt.zero_grad()
+    assert layer.dLdw is None and layer.dLdu is None
+    opt.step()  # no gradient: neither the penalty nor the optimizer touches the weights
+    assert np.array_equal(layer.w, [1.0, -2.0]) and np.array_equal(layer.u, [3.0])
+
+
 def test_state_dict_round_trip():
     layer = Weights([1.0, 2.0], [3.0])
     opt = WithL2Penalty(Adam(layer, lr=0.1), 0.3)
